@@ -125,11 +125,11 @@ class LoadPlan:
 def run_load(plan: LoadPlan, *, upstream_url: str, api_key: str, log: BatchLog,
              registry: Any = None, stop: threading.Event | None = None,
              progress: Callable[[LoadSummary, float], None] | None = None,
-             client_config: dict[str, Any] | None = None) -> LoadSummary:
+             client_config: dict[str, Any] | None = None, run_id: str | None = None) -> LoadSummary:
     """Run `plan` against `upstream_url`; return the summary (also logged at start and end)."""
     stop = stop or threading.Event()
     rng = random.Random(plan.seed)
-    summary = LoadSummary(run_id=uuid.uuid4().hex[:16], scenario=plan.scenario.name)
+    summary = LoadSummary(run_id=run_id or new_run_id(), scenario=plan.scenario.name)
     client = SciLLMClient(ClientConfig(base_url=upstream_url, api_key=api_key, **(client_config or {})),
                           registry=registry)
     control = UpstreamControl(upstream_url)
@@ -190,6 +190,11 @@ def run_load(plan: LoadPlan, *, upstream_url: str, api_key: str, log: BatchLog,
         summary.elapsed_s = time.monotonic() - started
         log.write("batch_end", "warning" if summary.status != "ok" else "info", **summary.as_log())
     return summary
+
+
+def new_run_id() -> str:
+    """A fresh batch run id (it goes in log bodies, never in labels)."""
+    return uuid.uuid4().hex[:16]
 
 
 def demo_api_key() -> str:

@@ -62,6 +62,7 @@ class MetricSet:
             c.IN_FLIGHT.name, c.IN_FLIGHT.help, c.IN_FLIGHT.label_names,
             registry=registry, multiprocess_mode="livesum",
         )
+        self.collectors: tuple[Any, ...] = (requests, latency, retries, fallbacks, in_flight)
         # (route, result, retried, model_tier) -> (request counter child, latency child)
         self.requests: dict[tuple[str, str, str, str], tuple[Any, Any]] = {
             (s["route"], s["result"], s["retried"], s["model_tier"]): (

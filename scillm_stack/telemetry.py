@@ -64,7 +64,7 @@ class MetricsSettings:
             )
         addr = env.get(ENV_ADDR, "").strip() or DEFAULT_ADDR
         raw_port = env.get(ENV_PORT, "").strip() or str(DEFAULT_PORT)
-        if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
+        if not (raw_port.isascii() and raw_port.isdigit()) or not 1 <= int(raw_port) <= 65535:
             raise TelemetryConfigError(
                 f"{ENV_PORT}={raw_port!r} is not a TCP port; set it to a number from 1 to 65535 "
                 f"(default {DEFAULT_PORT})"
@@ -113,8 +113,14 @@ def _resolve() -> Any:
                 return None
             from prometheus_client import REGISTRY
 
+            created = REGISTRY not in _sets
             metric_set = _metric_set(REGISTRY)
-            _server = _start_server(settings, REGISTRY)
+            try:
+                _server = _start_server(settings, REGISTRY)
+            except TelemetryConfigError:
+                if created:  # metrics are off: leave no zero series in the host's registry
+                    _drop_set(REGISTRY)
+                raise
             _active = metric_set
         except TelemetryConfigError as exc:
             _warn(f"{exc}; metrics are off")
@@ -130,6 +136,13 @@ def _metric_set(registry: Any) -> Any:
     if metric_set is None:
         metric_set = _sets[registry] = _ms.MetricSet(registry)
     return metric_set
+
+
+def _drop_set(registry: Any) -> None:
+    metric_set = _sets.pop(registry, None)
+    for collector in getattr(metric_set, "collectors", ()):
+        with contextlib.suppress(KeyError):
+            registry.unregister(collector)
 
 
 def _for_registry(registry: Any) -> Any:
@@ -171,7 +184,10 @@ def record_request(
             metric_set = _for_registry(registry)
             if metric_set is None:
                 return
-        children = metric_set.requests.get((route, result, retried, model_tier))
+        try:
+            children = metric_set.requests.get((route, result, retried, model_tier))
+        except TypeError:  # an unhashable label value: normalize maps it to the overflow
+            children = None
         if children is None:
             children = metric_set.request_children(route, result, retried, model_tier)
         children[0].inc()
@@ -238,11 +254,8 @@ def _reset_for_tests() -> None:
             with contextlib.suppress(Exception):
                 _server[0].shutdown()
                 _server[0].server_close()
-        if _active is not None:
+        if _ms is not None:
             from prometheus_client import REGISTRY
 
-            for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001
-                if getattr(collector, "_name", "").startswith("scillm_"):
-                    REGISTRY.unregister(collector)
-            _sets.pop(REGISTRY, None)
+            _drop_set(REGISTRY)
         _resolved, _active, _settings, _server, _failed_once = False, None, None, None, False

@@ -87,6 +87,9 @@ class SciLLMClient:
                     self._router(outcome, messages, tenacious)
                 else:
                     self._direct(outcome, messages, tenacious)
+            except BaseException:  # a call that raised is not a success
+                outcome.result = "error"
+                raise
             finally:
                 outcome.latency_s = time.perf_counter() - started
                 telemetry.record_request(

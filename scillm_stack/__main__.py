@@ -1,0 +1,5 @@
+"""`python -m scillm_stack` runs the CLI."""
+
+from scillm_stack.cli import main
+
+main()
