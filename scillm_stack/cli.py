@@ -261,6 +261,31 @@ def scenario(
         out.print_json(json.dumps(control.wait(run_id, timeout_s=duration + 60)))
 
 
+@app.command()
+def install(
+    components: Annotated[Optional[list[str]], typer.Argument(help="Components to install (default: all).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="Show each component, version and where it came from.")] = False,
+    force: Annotated[bool, typer.Option(help="Ignore PATH and cache; download or build again.")] = False,
+) -> None:
+    """Install pinned component binaries: PATH, cache, release archive, else build from the Go proxy."""
+    from scillm_stack import install as installer
+
+    if list_:
+        table = Table("component", "version", "source", "directory", "build s", "peak MB", "size MB")
+        for row in installer.listing():
+            size = sum(row["binaries"].values()) / 1e6 if row["binaries"] else None  # type: ignore[union-attr]
+            table.add_row(str(row["component"]), str(row["version"]), str(row["source"]), str(row["directory"]),
+                          str(row["build_s"] or "-"), str(row["peak_rss_mb"] or "-"),
+                          "-" if size is None else f"{size:.0f}")
+        out.print(table)
+        return
+    chosen = [installer.component(name) for name in components] if components else installer.installable()
+    for svc in chosen:
+        done = installer.install(svc, say=lambda msg: err.print(f"  {msg}", highlight=False), force=force)
+        extra = f" in {done.build_s:g}s, peak {done.peak_rss_mb:g} MB" if done.build_s else ""
+        out.print(f"{svc.name} {svc.version}: {done.source} ({done.directory}){extra}")
+
+
 @app.command(hidden=True)
 def demo(
     control_port: Annotated[int, typer.Option(min=1, max=65535)] = 9465,

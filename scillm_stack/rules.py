@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from string import Template
 
@@ -111,5 +110,8 @@ def contract_violations(expr: str) -> list[str]:
 
 
 def find_promtool() -> str | None:
-    """Path of the `promtool` executable on PATH, if any."""
-    return shutil.which("promtool")
+    """Path of `promtool`: the installed Prometheus first, else a fitting one on PATH."""
+    from scillm_stack import binaries, spec
+
+    located = binaries.locate(spec.PROMETHEUS, "promtool")
+    return str(located.path) if located else None

@@ -15,6 +15,19 @@ from scillm_stack.errors import UsageError
 
 
 @dataclass(frozen=True)
+class InstallSource:
+    """Where `scillm-stack install` gets a component: release archive, else Go module proxy."""
+
+    archive_url: str  # {version} {arch} filled in; the host may be replaced by a mirror
+    checksums_url: str  # the release's sha256sums file
+    archive_members: Mapping[str, str]  # binary -> path inside the archive
+    go_module: str
+    go_version: str  # module version of the pinned release
+    go_packages: Mapping[str, str]  # binary -> package inside the module
+    ldflags: str = ""  # {version} {go_version} filled in
+
+
+@dataclass(frozen=True)
 class Service:
     """One component of the stack."""
 
@@ -29,6 +42,7 @@ class Service:
     description: str = ""
     depends_on: tuple[str, ...] = ()
     extra_ports: Mapping[str, int] = field(default_factory=dict)
+    install: InstallSource | None = None
 
     @property
     def env_port(self) -> str:
@@ -45,6 +59,18 @@ PROMETHEUS = Service(
         "--storage.tsdb.retention.time=2d",
     ),
     description="Prometheus: scrapes the demo, evaluates the SciLLM rules",
+    install=InstallSource(
+        archive_url="https://github.com/prometheus/prometheus/releases/download/v{version}/prometheus-{version}.linux-{arch}.tar.gz",
+        checksums_url="https://github.com/prometheus/prometheus/releases/download/v{version}/sha256sums.txt",
+        archive_members={"prometheus": "prometheus-{version}.linux-{arch}/prometheus",
+                         "promtool": "prometheus-{version}.linux-{arch}/promtool"},
+        go_module="github.com/prometheus/prometheus", go_version="v0.314.0",
+        go_packages={"prometheus": "./cmd/prometheus", "promtool": "./cmd/promtool"},
+        ldflags=("-s -w -X github.com/prometheus/common/version.Version={version} "
+                 "-X github.com/prometheus/common/version.Revision={go_version} "
+                 "-X github.com/prometheus/common/version.Branch=HEAD "
+                 "-X github.com/prometheus/common/version.BuildUser=scillm-stack"),
+    ),
 )
 DEMO = Service(
     "demo", "0.1.0", "scillm-stack/demo:0.1.0", 9464, "/metrics",

@@ -273,3 +273,11 @@ def test_no_global_registry_use_with_explicit_registry(upstream: FakeUpstream, r
         assert requests_total(registry, "direct", "ok", "0") == 1
     finally:
         telemetry._reset_for_tests()
+
+
+def test_upstream_adds_no_latency_of_its_own(upstream: FakeUpstream, registry: CollectorRegistry) -> None:
+    """Keep-alive answers take the scripted latency, not a Nagle/delayed-ACK stall (~40 ms)."""
+    upstream.set_profile("alpha", {"latency_ms": 1.0, "latency_sigma": 0.0}, reset=True)
+    client = make_client(upstream, registry, timeout_s=5.0)
+    latencies = sorted(client.completion(MESSAGES, route="direct").latency_s for _ in range(11))
+    assert latencies[5] < 0.025, latencies

@@ -19,7 +19,7 @@ def _promtool() -> str:
     """Path of promtool; its absence fails the test instead of skipping it."""
     path = rules.find_promtool()
     if path is None:
-        pytest.fail("promtool not found on PATH: install it (Debian: apt-get install prometheus) "
+        pytest.fail("promtool not found: run `scillm-stack install prometheus` (or apt-get install prometheus) "
                     "so the rule files can be checked and unit-tested")
     return path
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: a virtualenv with scillm-stack and its test
+# dependencies in .venv, and the pinned component binaries in ~/.cache/scillm-stack
+# (downloaded, or built once from the Go module proxy when downloads are blocked).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Without Go, `scillm-stack install` needs the release download; Debian's prometheus
+# (2.42, with promtool) is the fallback the stack accepts when neither works.
+if ! command -v go >/dev/null 2>&1 && ! command -v promtool >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+
+# Pinned binaries (cache outside the repo; a no-op once cached).
+.venv/bin/scillm-stack install
+.venv/bin/scillm-stack install --list
