@@ -38,7 +38,7 @@ def _as_tuple(version: str) -> tuple[int, ...]:
 
 def cached_path(service: Service, binary: str | None = None) -> Path:
     """Where `scillm-stack install` puts this component's binary."""
-    return cache_home() / service.name / service.version / (binary or service.binary or service.name)
+    return cache_home() / service.component / service.version / (binary or service.binary or service.name)
 
 
 def locate(service: Service, binary: str | None = None) -> Located | None:
@@ -65,8 +65,8 @@ def require(service: Service, binary: str | None = None) -> Located:
         name = binary or service.binary
         raise ComponentError(
             f"{name} {service.version} not found (looked in {cached_path(service, name).parent} and on PATH)",
-            hint=f"run `scillm-stack install {service.name}`"
-                 + (f", or `apt-get install {service.name}` for a version >= {service.min_version}"
+            hint=f"run `scillm-stack install {service.component}`"
+                 + (f", or `apt-get install {service.component}` for a version >= {service.min_version}"
                     if service.min_version else ""),
         )
     return located

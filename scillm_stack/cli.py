@@ -63,6 +63,8 @@ def up(
     profile: Annotated[ProfileName, typer.Option(help="Timing: fast (1 s scrape, short windows) or production.",
                                                  envvar="SCILLM_STACK_PROFILE")] = ProfileName.fast,  # type: ignore[attr-defined]
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Run the demo load generator.")] = True,
+    collector: Annotated[bool, typer.Option("--collector/--no-collector",
+                                            help="Send the demo's metrics through the collector's remote_write (else Prometheus scrapes it).")] = True,
     demo_scenario: Annotated[ScenarioName, typer.Option(help="Scenario the demo runs by default.")] = ScenarioName.steady,  # type: ignore[attr-defined]
     demo_rps: Annotated[float, typer.Option(min=0.1, max=200, help="Requests per second of the demo.")] = 5.0,
     alert_capacity_rps: Annotated[Optional[float], typer.Option(help="X: capacity retries/s that fire SciLLMHighCapacityRetries. Env SCILLM_STACK_ALERT_CAPACITY_RPS.")] = None,
@@ -73,7 +75,8 @@ def up(
     """Start the stack (Prometheus and the demo) and wait until every service is ready."""
     thresholds = spec.Thresholds.from_env(capacity_retry_rps=alert_capacity_rps,
                                           latency_p95_s=alert_latency_p95_s, fallback_rps=alert_fallback_rps)
-    services = tuple(s.name for s in spec.SERVICES if demo or s.name != "demo")
+    skipped = {name for name, wanted in (("demo", demo), ("collector", collector)) if not wanted}
+    services = tuple(s.name for s in spec.SERVICES if s.name not in skipped)
     plan = StackPlan(services=services, ports=spec.ports(), timing=spec.timing(profile.value),
                      thresholds=thresholds, demo_scenario=demo_scenario.value, demo_rps=demo_rps,
                      ready_timeout_s=timeout)
@@ -90,6 +93,7 @@ def up(
 
 def _print_urls(ports: dict[str, int]) -> None:
     out.print(f"Prometheus  http://127.0.0.1:{ports['prometheus']}")
+    out.print(f"collector   http://127.0.0.1:{ports['collector']}  (Prometheus agent mode, remote_write)")
     out.print(f"demo        http://127.0.0.1:{ports['demo']}/metrics  (control :{ports['demo.control']})")
 
 

@@ -127,7 +127,7 @@ class NativeRuntime:
         commands = {svc.name: self._command(svc, plan) for svc in to_start}  # binaries first: fail early
         self._check_ports(to_start, plan.ports)
         render_stack(self.home / "config", timing=plan.timing, thresholds=plan.thresholds,
-                     addresses=Addresses.native(plan.ports))
+                     addresses=Addresses.native(plan.ports), collector="collector" in plan.services)
         state.profile, state.ports = plan.timing.name, dict(plan.ports)
         started: list[Proc] = []
         try:

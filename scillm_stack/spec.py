@@ -43,6 +43,12 @@ class Service:
     depends_on: tuple[str, ...] = ()
     extra_ports: Mapping[str, int] = field(default_factory=dict)
     install: InstallSource | None = None
+    installed_by: str | None = None  # another component whose install provides `binary`
+
+    @property
+    def component(self) -> str:
+        """The installable component that provides this service's binary."""
+        return self.installed_by or self.name
 
     @property
     def env_port(self) -> str:
@@ -72,6 +78,21 @@ PROMETHEUS = Service(
                  "-X github.com/prometheus/common/version.BuildUser=scillm-stack"),
     ),
 )
+# Scrapes the demo and remote-writes to Prometheus, as the seed's Grafana Agent pattern does.
+# It is Prometheus in agent mode: Grafana Agent and Alloy compile in Loki's AGPL code, which
+# this project may not fetch. Remote-written samples carry collector="prometheus-agent".
+COLLECTOR = Service(
+    "collector", PROMETHEUS.version, PROMETHEUS.image, 12345, "/-/ready", binary="prometheus",
+    min_version="3.0.0", installed_by="prometheus",
+    args=(
+        "--agent", "--config.file={config}/collector.yml", "--storage.agent.path={data}",
+        "--web.listen-address={listen}", "--enable-feature=exemplar-storage",
+    ),
+    description="collector: Prometheus agent mode, scrapes the demo, remote_write to Prometheus",
+    depends_on=("prometheus",),
+)
+COLLECTOR_LABEL = ("collector", "prometheus-agent")
+
 DEMO = Service(
     "demo", "0.1.0", "scillm-stack/demo:0.1.0", 9464, "/metrics",
     args=("demo", "--control-port={control_port}", "--log-file={logs}/demo.jsonl",
@@ -80,7 +101,7 @@ DEMO = Service(
     extra_ports={"control": 9465},
 )
 
-SERVICES: tuple[Service, ...] = (PROMETHEUS, DEMO)
+SERVICES: tuple[Service, ...] = (PROMETHEUS, COLLECTOR, DEMO)
 
 
 def service(name: str) -> Service:

@@ -78,6 +78,7 @@ _active: Any = None  # the global registry's MetricSet once enabled
 _settings: MetricsSettings | None = None
 _server: Any = None
 _sets: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_last: tuple[Any, Any] = (None, None)  # (registry, its MetricSet): the lock-free fast path
 _NULL: ContextManager[None] = contextlib.nullcontext()
 _failed_once = False
 
@@ -139,6 +140,9 @@ def _metric_set(registry: Any) -> Any:
 
 
 def _drop_set(registry: Any) -> None:
+    global _last
+    if _last[0] is registry:
+        _last = (None, None)
     metric_set = _sets.pop(registry, None)
     for collector in getattr(metric_set, "collectors", ()):
         with contextlib.suppress(KeyError):
@@ -146,10 +150,16 @@ def _drop_set(registry: Any) -> None:
 
 
 def _for_registry(registry: Any) -> Any:
+    global _last
+    last = _last
+    if last[0] is registry:
+        return last[1]
     if _ms is None:
         return None
     with _lock:
-        return _metric_set(registry)
+        metric_set = _metric_set(registry)
+        _last = (registry, metric_set)
+    return metric_set
 
 
 def _failed(exc: BaseException) -> None:
@@ -190,40 +200,37 @@ def record_request(
             children = None
         if children is None:
             children = metric_set.request_children(route, result, retried, model_tier)
-        children[0].inc()
+        children[0]()
         if latency_s is not None:
             if trace_id:
-                children[1].observe(latency_s, {"trace_id": str(trace_id)[:64]})
+                children[1](latency_s, {"trace_id": str(trace_id)[:64]})
             else:
-                children[1].observe(latency_s)
-    except Exception as exc:
-        _failed(exc)
-
-
-def _count(table_name: str, reason: str, registry: Any) -> None:
-    try:
-        metric_set = (_active if _resolved else _resolve()) if registry is None else _for_registry(registry)
-        if metric_set is None:
-            return
-        table = getattr(metric_set, table_name)
-        child = (table.get(reason) if isinstance(reason, str) else None) or table["other"]
-        child.inc()
+                children[1](latency_s)
     except Exception as exc:
         _failed(exc)
 
 
 def record_retry(*, reason: str, registry: Any = None) -> None:
     """Count one retry by reason (429_capacity, timeout, 5xx, other)."""
-    if registry is None and _resolved and _active is None:
-        return
-    _count("retries", reason, registry)
+    # Same body as record_router_fallback, inlined: this is the per-retry hot path.
+    try:
+        metric_set = (_active if _resolved else _resolve()) if registry is None else _for_registry(registry)
+        if metric_set is not None:
+            table = metric_set.retries
+            ((table.get(reason) if isinstance(reason, str) else None) or table["other"])()
+    except Exception as exc:
+        _failed(exc)
 
 
 def record_router_fallback(*, reason: str, registry: Any = None) -> None:
     """Count one router fallback by reason."""
-    if registry is None and _resolved and _active is None:
-        return
-    _count("fallbacks", reason, registry)
+    try:
+        metric_set = (_active if _resolved else _resolve()) if registry is None else _for_registry(registry)
+        if metric_set is not None:
+            table = metric_set.fallbacks
+            ((table.get(reason) if isinstance(reason, str) else None) or table["other"])()
+    except Exception as exc:
+        _failed(exc)
 
 
 def track_in_flight(*, route: str, registry: Any = None) -> ContextManager[None]:
@@ -248,8 +255,9 @@ def metrics_endpoint() -> str | None:
 
 def _reset_for_tests() -> None:
     """Forget the resolved env state (the server, if any, stays bound until process exit)."""
-    global _resolved, _active, _settings, _server, _failed_once
+    global _resolved, _active, _settings, _server, _failed_once, _last
     with _lock:
+        _last = (None, None)
         if _server is not None:
             with contextlib.suppress(Exception):
                 _server[0].shutdown()

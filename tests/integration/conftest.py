@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from scillm_stack import ports as portlib
+from scillm_stack import ports as portlib, spec
 from scillm_stack.demo.control import DemoControl
 from scillm_stack.promql import Prometheus
 
@@ -35,19 +37,26 @@ class LiveStack:
 
 def stack_env(home: Path, ports: dict[str, int]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCILLM_METRICS", "SCILLM_STACK_"))}
-    env.update(SCILLM_STACK_HOME=str(home), SCILLM_STACK_PROMETHEUS_PORT=str(ports["prometheus"]),
-               SCILLM_STACK_DEMO_PORT=str(ports["demo"]), SCILLM_STACK_DEMO_CONTROL_PORT=str(ports["demo.control"]))
+    env["SCILLM_STACK_HOME"] = str(home)
+    for key, port in ports.items():
+        env[f"SCILLM_STACK_{key.replace('.', '_').upper()}_PORT"] = str(port)
     return env
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> LiveStack:
-    home = tmp_path_factory.mktemp("stack")
-    ports = {"prometheus": portlib.free_port(), "demo": portlib.free_port(), "demo.control": portlib.free_port()}
+@contextlib.contextmanager
+def running_stack(home: Path, *up_args: str) -> Iterator[LiveStack]:
+    """`up` a stack on free ports in `home`, yield it, always `down` it."""
+    ports = {key: portlib.free_port() for key in spec.ports()}
     live = LiveStack(home, stack_env(home, ports), ports, Prometheus(f"http://127.0.0.1:{ports['prometheus']}"),
                      DemoControl(f"http://127.0.0.1:{ports['demo.control']}"))
     try:
-        live.cli("up", "--profile", "fast", "--demo-rps", "5")
+        live.cli("up", "--profile", "fast", *up_args)
         yield live
     finally:
         live.cli("down", check=False)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    with running_stack(tmp_path_factory.mktemp("stack"), "--demo-rps", "5") as live:
+        yield live

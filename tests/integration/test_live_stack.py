@@ -34,14 +34,33 @@ def wait_until(probe: Callable[[], object], timeout_s: float, interval_s: float 
 
 def test_up_is_idempotent_and_status_reports_ready(stack):
     again = stack.cli("up", "--profile", "fast")
-    assert "already running: demo, prometheus" in again.stderr
+    assert "already running: collector, demo, prometheus" in again.stderr
     rows = json.loads(stack.cli("status", "--json").stdout)
     assert {r["service"]: (r["state"], r["ready"]) for r in rows} == {
-        "prometheus": ("running", True), "demo": ("running", True)}
+        "prometheus": ("running", True), "collector": ("running", True), "demo": ("running", True)}
+    versions = {r["service"]: r["version"] for r in rows}
+    assert versions["prometheus"] == versions["collector"] == spec.PROMETHEUS.version
 
 
 def test_demo_target_is_scraped(stack):
     assert wait_until(lambda: stack.prom.value(f'up{{job="{JOB}"}}') == 1, 30), "demo target never up"
+
+
+def test_samples_arrive_only_through_the_collectors_remote_write(stack):
+    label, value = spec.COLLECTOR_LABEL
+    for metric in contract.METRICS:
+        sample = metric.sample_names[0]
+        via_collector = stack.prom.value(f'count({sample}{{{label}="{value}"}})')
+        assert via_collector == sum(1 for _ in metric.label_sets()) * (
+            len(contract.LATENCY_BUCKETS) + 1 if metric.type == "histogram" else 1), sample
+        assert stack.prom.query(f'{sample}{{{label}=""}}') == [], f"{sample} arrived by another path"
+    # Prometheus scrapes only itself; the collector's own counters show what it sent.
+    assert {t["labels"]["job"] for t in stack.prom.targets()} == {"prometheus"}
+    import requests
+
+    own = requests.get(f"http://127.0.0.1:{stack.ports['collector']}/metrics", timeout=5).text
+    sent = [line for line in own.splitlines() if line.startswith("prometheus_remote_storage_samples_total")]
+    assert sent and float(sent[0].rsplit(" ", 1)[1]) > 0, sent
 
 
 def test_every_contract_series_exists_from_first_scrape(stack):
