@@ -185,6 +185,8 @@ def record_request(
     latency_s: float | None = None, trace_id: str | None = None, registry: Any = None,
 ) -> None:
     """Count one finished request; observe its latency (with a trace_id exemplar if given)."""
+    if registry is None and _active is None and _resolved:  # disabled: the cheapest exit
+        return
     try:
         if registry is None:
             metric_set = _active if _resolved else _resolve()
@@ -212,6 +214,8 @@ def record_request(
 
 def record_retry(*, reason: str, registry: Any = None) -> None:
     """Count one retry by reason (429_capacity, timeout, 5xx, other)."""
+    if registry is None and _active is None and _resolved:  # disabled: the cheapest exit
+        return
     # Same body as record_router_fallback, inlined: this is the per-retry hot path.
     try:
         metric_set = (_active if _resolved else _resolve()) if registry is None else _for_registry(registry)
@@ -224,6 +228,8 @@ def record_retry(*, reason: str, registry: Any = None) -> None:
 
 def record_router_fallback(*, reason: str, registry: Any = None) -> None:
     """Count one router fallback by reason."""
+    if registry is None and _active is None and _resolved:  # disabled: the cheapest exit
+        return
     try:
         metric_set = (_active if _resolved else _resolve()) if registry is None else _for_registry(registry)
         if metric_set is not None:
@@ -235,6 +241,8 @@ def record_router_fallback(*, reason: str, registry: Any = None) -> None:
 
 def track_in_flight(*, route: str, registry: Any = None) -> ContextManager[None]:
     """Context manager counting a call in flight on `route` while its block runs."""
+    if registry is None and _active is None and _resolved:  # disabled: the cheapest exit
+        return _NULL
     try:
         metric_set = (_active if _resolved else _resolve()) if registry is None else _for_registry(registry)
         if metric_set is None:
