@@ -19,7 +19,8 @@ from rich.table import Table
 from scillm_stack import __version__, spec, telemetry
 from scillm_stack.errors import ScillmStackError, UsageError
 from scillm_stack.load import BatchLog, LoadPlan, LoadSummary, demo_api_key, run_load, start_upstream
-from scillm_stack.native import NativeRuntime, StackPlan
+from scillm_stack.native import StackPlan
+from scillm_stack.runtime import Runtime, current as runtime_for, for_up
 from scillm_stack.paths import state_home
 from scillm_stack.scenarios import SCENARIOS
 
@@ -37,6 +38,8 @@ ProfileName = Enum("ProfileName", {name: name for name in spec.TIMINGS}, type=st
 
 class RuntimeName(str, Enum):
     native = "native"
+    docker = "docker"
+    auto = "auto"
 
 
 def _version(value: bool) -> None:
@@ -53,8 +56,9 @@ def _root(
     """Local observability stack and test target for SciLLM telemetry."""
 
 
-def _runtime() -> NativeRuntime:
-    return NativeRuntime(state_home())
+def _runtime() -> Runtime:
+    """The runtime of the stack in the state dir (the one it was started with)."""
+    return runtime_for(state_home())
 
 
 @app.command()
@@ -80,8 +84,12 @@ def up(
     plan = StackPlan(services=services, ports=spec.ports(), timing=spec.timing(profile.value),
                      thresholds=thresholds, demo_scenario=demo_scenario.value, demo_rps=demo_rps,
                      ready_timeout_s=timeout)
-    rt = _runtime()
-    err.print(f"runtime: {rt.name}; state dir {rt.home}")
+    state = _runtime().load()
+    if state.procs and state.runtime != runtime.value and runtime.value != "auto":
+        raise UsageError(f"this stack was started with the {state.runtime} runtime",
+                         hint="run `scillm-stack down` first, or use another SCILLM_STACK_HOME")
+    rt, why = (_runtime(), f"already {state.runtime}") if state.procs else for_up(runtime.value, state_home())
+    err.print(f"runtime: {rt.name} ({why}); state dir {rt.home}")
     started = time.monotonic()
     report = rt.up(plan, on_event=lambda msg: err.print(f"  {msg}"))
     if report["already_running"]:
@@ -98,9 +106,11 @@ def _print_urls(ports: dict[str, int]) -> None:
 
 
 @app.command()
-def down() -> None:
+def down(
+    volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the stack's data.")] = False,
+) -> None:
     """Stop every service this stack started."""
-    stopped = _runtime().down()
+    stopped = _runtime().down(volumes=volumes)
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -136,19 +146,12 @@ def logs(
 ) -> None:
     """Show a service's log."""
     spec.service(service)
-    path = _runtime().log_path(service)
-    if not path.is_file():
-        raise UsageError(f"no log for {service} at {path}", hint="is the stack up? `scillm-stack status`")
-    with path.open(errors="replace") as handle:
-        for line in handle.readlines()[-lines:]:
+    try:
+        for line in _runtime().logs(service, lines=lines, follow=follow):
             sys.stdout.write(line)
-        while follow:
-            line = handle.readline()
-            if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            else:
-                time.sleep(0.3)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()

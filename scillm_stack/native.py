@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from scillm_stack import binaries, ports as portlib
 from scillm_stack.errors import ComponentError, PortInUseError, ReadinessTimeout, UsageError
@@ -240,12 +241,28 @@ class NativeRuntime:
         except ChildProcessError:
             pass
 
-    def down(self) -> list[str]:
-        """Stop every service this stack started; return their names."""
+    def logs(self, service: str, *, lines: int, follow: bool) -> Iterator[str]:
+        """The last `lines` lines of a service's log, then new ones while `follow`."""
+        path = self.log_path(service)
+        if not path.is_file():
+            raise UsageError(f"no log for {service} at {path}", hint="is the stack up? `scillm-stack status`")
+        with path.open(errors="replace") as handle:
+            yield from handle.readlines()[-lines:]
+            while follow:
+                line = handle.readline()
+                if line:
+                    yield line
+                else:
+                    time.sleep(0.3)
+
+    def down(self, *, volumes: bool = False) -> list[str]:
+        """Stop every service this stack started; return their names (`volumes` drops data)."""
         state = self.load()
         stopped = self._stop(list(state.procs.values()))
         state.procs = {}
         self.save(state)
+        if volumes:
+            shutil.rmtree(self.home / "data", ignore_errors=True)
         return stopped
 
     def status(self) -> list[dict[str, Any]]:
