@@ -13,7 +13,6 @@ The exposition is the same either way.
 from __future__ import annotations
 
 from bisect import bisect_left
-from functools import partial
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
@@ -38,12 +37,12 @@ def normalize(label: Label, value: Any) -> str:
     return OVERFLOW
 
 
-def _adder(child: Any, amount: float) -> Callable[[], None]:
-    """A no-argument callable adding `amount` to a labelled counter or gauge child."""
+def _adder(child: Any) -> Callable[[float], None]:
+    """``add(amount)`` for a labelled counter or gauge child (a gauge takes negative amounts)."""
     inc = getattr(getattr(child, "_value", None), "inc", None)
     if not callable(inc) or getattr(child, "_is_most_recent", False):
-        return partial(child.inc, amount) if amount >= 0 else partial(child.dec, -amount)
-    return partial(inc, amount)
+        return child.inc  # type: ignore[no-any-return]
+    return inc  # type: ignore[no-any-return]
 
 
 def _observer(child: Any) -> Callable[..., None]:
@@ -71,25 +70,24 @@ def _observer(child: Any) -> Callable[..., None]:
 class InFlight:
     """Context manager that counts one call in flight on a gauge child."""
 
-    __slots__ = ("_inc", "_dec")
+    __slots__ = ("_add",)
 
     def __init__(self, child: Gauge) -> None:
-        self._inc: Callable[[], None] = _adder(child, 1)
-        self._dec: Callable[[], None] = _adder(child, -1)
+        self._add: Callable[[float], None] = _adder(child)
 
     def __enter__(self) -> None:
-        self._inc()
+        self._add(1)
 
     def __exit__(self, *exc: object) -> None:
-        self._dec()
+        self._add(-1)
 
 
 class MetricSet:
     """Every contract series, created at zero, with label children cached by value.
 
-    ``requests`` maps (route, result, retried, model_tier) to (count one, observe latency);
-    ``retries`` and ``fallbacks`` map a reason to its count-one callable; ``in_flight`` maps a
-    route to its context manager.
+    ``requests`` maps (route, result, retried, model_tier) to (add to the counter, observe the
+    latency); ``retries`` and ``fallbacks`` map a reason to its counter's add; ``in_flight``
+    maps a route to its context manager. Counters are only ever added 1.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -109,17 +107,17 @@ class MetricSet:
         observers = {
             (s["route"], s["model_tier"]): _observer(latency.labels(**s)) for s in c.LATENCY.label_sets()
         }
-        self.requests: dict[tuple[str, str, str, str], tuple[Callable[[], None], Callable[..., None]]] = {
+        self.requests: dict[tuple[str, str, str, str], tuple[Callable[[float], None], Callable[..., None]]] = {
             (s["route"], s["result"], s["retried"], s["model_tier"]): (
-                _adder(requests.labels(**s), 1), observers[(s["route"], s["model_tier"])],
+                _adder(requests.labels(**s)), observers[(s["route"], s["model_tier"])],
             )
             for s in c.REQUESTS.label_sets()
         }
-        self.retries: dict[str, Callable[[], None]] = {
-            s["reason"]: _adder(retries.labels(**s), 1) for s in c.RETRIES.label_sets()
+        self.retries: dict[str, Callable[[float], None]] = {
+            s["reason"]: _adder(retries.labels(**s)) for s in c.RETRIES.label_sets()
         }
-        self.fallbacks: dict[str, Callable[[], None]] = {
-            s["reason"]: _adder(fallbacks.labels(**s), 1) for s in c.FALLBACKS.label_sets()
+        self.fallbacks: dict[str, Callable[[float], None]] = {
+            s["reason"]: _adder(fallbacks.labels(**s)) for s in c.FALLBACKS.label_sets()
         }
         self.in_flight: dict[str, InFlight] = {
             s["route"]: InFlight(in_flight.labels(**s)) for s in c.IN_FLIGHT.label_sets()

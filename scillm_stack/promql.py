@@ -37,6 +37,10 @@ class Prometheus:
             return [{"metric": {}, "value": data["result"]}]
         return data["result"]
 
+    def query_range(self, expr: str, *, start: float, end: float, step: str) -> list[dict[str, Any]]:
+        """Range matrix of `expr`, as a dashboard panel asks for it."""
+        return self._get("/api/v1/query_range", query=expr, start=start, end=end, step=step)["result"]
+
     def value(self, expr: str) -> float | None:
         """The single value of `expr`, or None when it returns nothing."""
         result = self.query(expr)

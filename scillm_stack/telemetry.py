@@ -216,7 +216,7 @@ def record_request(
             children = None
         if children is None:
             children = metric_set.request_children(route, result, retried, model_tier)
-        children[0]()
+        children[0](1)
         if latency_s is not None:
             if trace_id:
                 children[1](latency_s, {"trace_id": str(trace_id)[:64]})
@@ -235,7 +235,7 @@ def record_retry(*, reason: str, registry: Any = None) -> None:
         metric_set = (_active if _resolved else _resolve()) if registry is None else _for_registry(registry)
         if metric_set is not None:
             table = metric_set.retries
-            ((table.get(reason) if isinstance(reason, str) else None) or table["other"])()
+            ((table.get(reason) if isinstance(reason, str) else None) or table["other"])(1)
     except Exception as exc:
         _failed(exc)
 
@@ -248,7 +248,7 @@ def record_router_fallback(*, reason: str, registry: Any = None) -> None:
         metric_set = (_active if _resolved else _resolve()) if registry is None else _for_registry(registry)
         if metric_set is not None:
             table = metric_set.fallbacks
-            ((table.get(reason) if isinstance(reason, str) else None) or table["other"])()
+            ((table.get(reason) if isinstance(reason, str) else None) or table["other"])(1)
     except Exception as exc:
         _failed(exc)
 

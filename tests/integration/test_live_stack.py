@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from scillm_stack import contract, rules, spec
+from scillm_stack import contract, dashboard, rules, spec
 from scillm_stack.check import JOB, Checker, contract_checks, example_checks
 from scillm_stack.scenarios import SCENARIOS
 
@@ -108,6 +108,15 @@ def test_every_allowed_label_value_was_counted(stack, check):
 def test_seed_promql_examples_return_data(stack, check):
     result = stack.prom.query(check.promql)
     assert result, f"{check.name}: {check.promql} returned nothing"
+
+
+@pytest.mark.parametrize("query", [q for q in dashboard.queries(dashboard.load()) if q.datasource == "prometheus"],
+                         ids=lambda q: q.panel)
+def test_every_dashboard_panel_query_returns_data(stack, query):
+    # Sent the way a panel sends it: a range query with $__rate_interval filled in.
+    now = time.time()
+    result = stack.prom.query_range(dashboard.interpolate(query.expr, FAST.window), start=now - 120, end=now, step="2s")
+    assert result and any(series["values"] for series in result), f"{query.panel}: {query.expr}"
 
 
 def test_check_command_passes_strict(stack):
