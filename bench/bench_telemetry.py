@@ -10,9 +10,11 @@ latency observation, in-flight gauge down.
                 (SCILLM_METRICS=prom, a free port, init_from_env()), and with an explicit registry
   (c) disabled  scillm_stack.telemetry with SCILLM_METRICS unset, in a fresh subprocess
 
-(a) and (b) run interleaved in one process (each repeat in 10 slices, round-robin) to cancel
-drift; the figure is the min over repeats (median in brackets), the ratio is the median over
+(a) and (b) run interleaved in one process: each repeat is cut in 10 slices and every slice
+runs all variants round-robin, so drift and noise hit them alike. The us/request figure is
+the best slice (timeit's min; median of repeats in brackets); the ratio is the median over
 repeats of (b)/(a) within the same repeat. Targets: (b)/(a) <= 1.15, (c) <= 0.5 us.
+Exit status 0 when every target is met, 2 when one is missed.
 
     python bench/bench_telemetry.py [--number 200000] [--repeat 7]
 """
@@ -115,9 +117,30 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _summary(samples: list[float], number: int) -> tuple[float, float]:
-    """(min, median) in microseconds per request."""
-    return min(samples) / number * 1e6, statistics.median(samples) / number * 1e6
+def measure(variants: dict[str, Callable[[int], None]], number: int, repeat: int) -> dict[str, Any]:
+    """Time every variant `repeat` times on `number` requests, interleaved.
+
+    Each repeat runs in CHUNKS slices; every slice runs all variants round-robin, rotating
+    who goes first, so drift and noise hit the variants alike. Returns per variant the
+    us/request of every slice and of every repeat (sum of its slices).
+    """
+    for loop in variants.values():
+        loop(1000)  # warm up: caches, lazy paths
+    chunk = max(1, number // CHUNKS)
+    order = list(variants)
+    slices: dict[str, list[float]] = {name: [] for name in variants}
+    repeats: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeat):
+        spent = dict.fromkeys(variants, 0.0)
+        for index in range(CHUNKS):
+            shift = index % len(order)
+            for name in order[shift:] + order[:shift]:
+                seconds = _time(variants[name], chunk)
+                spent[name] += seconds
+                slices[name].append(seconds / chunk * 1e6)
+        for name, seconds in spent.items():
+            repeats[name].append(seconds / (chunk * CHUNKS) * 1e6)
+    return {"slices": slices, "repeats": repeats, "requests": repeat * chunk * CHUNKS + 1000}
 
 
 def run_disabled_child(number: int, repeat: int) -> None:
@@ -127,19 +150,16 @@ def run_disabled_child(number: int, repeat: int) -> None:
     from scillm_stack import telemetry
 
     assert telemetry.init_from_env() is False
-    loop = telemetry_loop_factory()
-    loop(1000)  # warm up
-    samples = [_time(loop, number) for _ in range(repeat)]
 
     def empty(n: int) -> None:
         for _ in range(n):
             pass
 
-    empty_samples = [_time(empty, number) for _ in range(repeat)]
-    print(json.dumps({"disabled": samples, "empty_loop": empty_samples}))
+    result = measure({"disabled": telemetry_loop_factory(), "empty": empty}, number, repeat)
+    print(json.dumps(result))
 
 
-def measure_disabled(number: int, repeat: int) -> dict[str, list[float]]:
+def measure_disabled(number: int, repeat: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCILLM_METRICS")}
     proc = subprocess.run(
         [sys.executable, __file__, "--disabled-child", "--number", str(number), "--repeat", str(repeat)],
@@ -148,10 +168,16 @@ def measure_disabled(number: int, repeat: int) -> dict[str, list[float]]:
     return json.loads(proc.stdout)
 
 
+def _figure(result: dict[str, Any], name: str) -> str:
+    best = min(result["slices"][name])
+    median = statistics.median(result["repeats"][name])
+    return f"{best:7.3f} us  [{median:7.3f}]"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--number", type=int, default=200_000, help="requests per timed loop")
-    parser.add_argument("--repeat", type=int, default=7, help="timed loops per variant")
+    parser.add_argument("--number", type=int, default=200_000, help="requests per timed repeat")
+    parser.add_argument("--repeat", type=int, default=7, help="timed repeats per variant")
     parser.add_argument("--disabled-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.disabled_child:
@@ -170,59 +196,39 @@ def main() -> int:
         print("telemetry did not enable from the env", file=sys.stderr)
         return 1
     explicit = CollectorRegistry()
-    variants: dict[str, Callable[[int], None]] = {
-        "bare": bare_loop_factory(),
-        "env": telemetry_loop_factory(),
-        "explicit": telemetry_loop_factory(explicit),
-    }
-    for loop in variants.values():
-        loop(1000)  # warm up: caches, lazy paths
-    # Each repeat times every variant on `number` requests, in CHUNKS slices interleaved
-    # round-robin (rotating who goes first), so drift and noise hit all variants alike.
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    order = list(variants)
-    chunk = max(1, args.number // CHUNKS)
-    for _ in range(args.repeat):
-        spent = dict.fromkeys(variants, 0.0)
-        for slice_ in range(CHUNKS):
-            shift = slice_ % len(order)
-            for name in order[shift:] + order[:shift]:
-                spent[name] += _time(variants[name], chunk)
-        for name, seconds in spent.items():
-            samples[name].append(seconds * args.number / (chunk * CHUNKS))
+    result = measure({"bare": bare_loop_factory(), "env": telemetry_loop_factory(),
+                      "explicit": telemetry_loop_factory(explicit)}, args.number, args.repeat)
 
     # Sanity: the telemetry loops recorded for real, on the global registry served at /metrics.
-    total = args.repeat * chunk * CHUNKS + 1000
     labels = {"route": "router", "result": "ok", "retried": "1", "model_tier": "text"}
-    assert REGISTRY.get_sample_value("scillm_requests_total", labels) == total
-    assert explicit.get_sample_value("scillm_requests_total", labels) == total
+    assert REGISTRY.get_sample_value("scillm_requests_total", labels) == result["requests"]
+    assert explicit.get_sample_value("scillm_requests_total", labels) == result["requests"]
     assert telemetry.metrics_endpoint() == f"127.0.0.1:{port}"
 
     disabled = measure_disabled(args.number, args.repeat)
 
-    bare_min, bare_med = _summary(samples["bare"], args.number)
     print(f"scillm telemetry bench: Python {sys.version.split()[0]}, prometheus-client "
           f"{getattr(prometheus_client, '__version__', None) or _pkg_version()}, "
-          f"{args.repeat} repeats x {args.number} requests; "
-          f"us/request = min over repeats [median]")
+          f"{args.repeat} repeats x {args.number} requests in {CHUNKS} interleaved slices")
     print("  one request = in-flight inc/dec + retry + fallback + request counter + latency observe")
-    print(f"  (a) bare prometheus-client, cached children   {bare_min:7.3f} us  [{bare_med:7.3f}]")
+    print("  us/request: best slice [median of repeats]; ratio: median over repeats of telemetry/bare")
+    print(f"  (a) bare prometheus-client, cached children     {_figure(result, 'bare')}")
     verdicts = []
-    for name, title in (("env", "(b) telemetry, env-enabled global registry "),
-                        ("explicit", "(b) telemetry, explicit registry          ")):
-        lo, med = _summary(samples[name], args.number)
-        # Paired: each repeat's telemetry time over the same repeat's bare time, median of those.
-        paired = statistics.median(t / b for t, b in zip(samples[name], samples["bare"]))
+    repeats = result["repeats"]
+    for name, title in (("env", "(b) telemetry, env-enabled global registry   "),
+                        ("explicit", "(b) telemetry, explicit registry            ")):
+        paired = statistics.median(t / b for t, b in zip(repeats[name], repeats["bare"]))
+        of_best = min(result["slices"][name]) / min(result["slices"]["bare"])
         ok = paired <= RATIO_TARGET
         verdicts.append(ok)
-        print(f"  {title}   {lo:7.3f} us  [{med:7.3f}]  ratio {paired:.3f}x paired median "
-              f"({lo / bare_min:.3f}x of mins)  target <= {RATIO_TARGET}x  {'PASS' if ok else 'MISS'}")
-    off_min, off_med = _summary(disabled["disabled"], args.number)
-    empty_min, _ = _summary(disabled["empty_loop"], args.number)
-    ok = off_min <= DISABLED_TARGET_US
+        print(f"  {title}   {_figure(result, name)}  ratio {paired:.3f}x ({of_best:.3f}x of best)  "
+              f"target <= {RATIO_TARGET}x  {'PASS' if ok else 'MISS'}")
+    off = min(disabled["slices"]["disabled"])
+    ok = off <= DISABLED_TARGET_US
     verdicts.append(ok)
-    print(f"  (c) telemetry disabled (env unset, subprocess) {off_min:7.3f} us  [{off_med:7.3f}]  "
-          f"target <= {DISABLED_TARGET_US} us  {'PASS' if ok else 'MISS'}  (empty loop {empty_min:.3f} us)")
+    print(f"  (c) telemetry disabled (env unset, subprocess)  {_figure(disabled, 'disabled')}  "
+          f"target <= {DISABLED_TARGET_US} us  {'PASS' if ok else 'MISS'}  "
+          f"(empty loop {min(disabled['slices']['empty']):.3f} us)")
     return 0 if all(verdicts) else 2
 
 

@@ -5,9 +5,9 @@ host without prometheus-client gets no-ops instead of an ImportError.
 
 The cached children are kept as ready-to-call updaters. Where prometheus-client exposes a
 child's value object (``_value``, ``_sum``, ``_buckets``), an updater adds to it directly and
-skips the per-call checks that a labelled child, incremented by 1, always passes (that
-halves the cost of a call); otherwise, or for exemplars and NaN, it calls the public method.
-The exposition is the same either way.
+skips the per-call checks that a labelled child, incremented by 1, always passes (about a
+third off each call); otherwise, or for exemplars and NaN, it calls the public method. The
+exposition is the same either way (tests/unit/test_telemetry.py compares the two).
 """
 
 from __future__ import annotations

@@ -371,6 +371,11 @@ def test_env_unset_is_silent_and_off() -> None:
         assert telemetry.init_from_env() is False
     assert telemetry_warnings(caught) == []
     assert no_global_scillm_series()
+    # The no-op tracker of the disabled path yields None and lets exceptions through.
+    with pytest.raises(KeyError, match="boom"):
+        with telemetry.track_in_flight(route="direct") as entered:
+            assert entered is None
+            raise KeyError("boom")
 
 
 # --- no prometheus-client ------------------------------------------------------------------
@@ -429,3 +434,80 @@ def test_failing_metric_call_never_raises_and_warns_once() -> None:
                                      {"route": "direct", "model_tier": "text"}) == 1
     assert registry.get_sample_value(f"{contract.LATENCY.name}_sum",
                                      {"route": "direct", "model_tier": "text"}) == 0.25
+
+
+# --- the fast updaters match prometheus-client's public methods ------------------------------
+
+def _public_registry() -> tuple[CollectorRegistry, dict[str, Any]]:
+    """The contract's metrics driven only through prometheus-client's public API."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    registry = CollectorRegistry()
+    c = contract
+    families = {
+        "requests": Counter(c.REQUESTS.name, c.REQUESTS.help, c.REQUESTS.label_names, registry=registry),
+        "latency": Histogram(c.LATENCY.name, c.LATENCY.help, c.LATENCY.label_names,
+                             buckets=c.LATENCY_BUCKETS, registry=registry),
+        "retries": Counter(c.RETRIES.name, c.RETRIES.help, c.RETRIES.label_names, registry=registry),
+        "fallbacks": Counter(c.FALLBACKS.name, c.FALLBACKS.help, c.FALLBACKS.label_names, registry=registry),
+        "in_flight": Gauge(c.IN_FLIGHT.name, c.IN_FLIGHT.help, c.IN_FLIGHT.label_names, registry=registry),
+    }
+    for key, metric in zip(families, contract.METRICS):
+        for labels in metric.label_sets():
+            families[key].labels(**labels)
+    return registry, families
+
+
+def _exposition_without_created(registry: CollectorRegistry) -> list[str]:
+    return [line for line in generate_latest(registry).decode().splitlines()
+            if not re.match(r"^(# \w+ )?\w+_created\b", line)]
+
+
+def test_fast_updaters_expose_exactly_what_the_public_api_does() -> None:
+    fast = CollectorRegistry()
+    public, families = _public_registry()
+    latencies = [0.0, 0.01, 0.0100001, -1.0, 0.123, 2.0, 5, True, 600.0, 600.0001, 1e300,
+                 float("inf"), float("nan"), 0.05]
+    for index, latency in enumerate(latencies):
+        route, tier = ("direct", "router")[index % 2], ("text", "vlm", "tools")[index % 3]
+        telemetry.record_request(route=route, result="ok", retried=index % 2, model_tier=tier,
+                                 latency_s=latency, trace_id=f"t{index}" if index % 4 == 0 else None,
+                                 registry=fast)
+        families["requests"].labels(route=route, result="ok", retried=str(index % 2), model_tier=tier).inc()
+        families["latency"].labels(route=route, model_tier=tier).observe(latency)
+        reason = contract.FALLBACK_REASON.values[index % 5]
+        telemetry.record_router_fallback(reason=reason, registry=fast)
+        families["fallbacks"].labels(reason=reason).inc()
+        telemetry.record_retry(reason=reason, registry=fast)  # "unreachable" overflows to other
+        families["retries"].labels(reason=reason if reason != "unreachable" else OVERFLOW).inc()
+    with telemetry.track_in_flight(route="router", registry=fast), \
+            telemetry.track_in_flight(route="router", registry=fast):
+        families["in_flight"].labels(route="router").inc(2)
+        assert _exposition_without_created(fast) == _exposition_without_created(public)
+    families["in_flight"].labels(route="router").dec(2)
+    assert _exposition_without_created(fast) == _exposition_without_created(public)
+    # ...and the fast path was the one taken (not the public-method fallback).
+    count, observe = telemetry._sets[fast].requests[("direct", "ok", "0", "text")]
+    assert type(getattr(count, "__self__", None)).__name__ in ("MutexValue", "MmapedValue")
+    assert getattr(observe, "__self__", None) is None
+
+
+def test_updaters_fall_back_to_public_methods_without_value_internals() -> None:
+    from scillm_stack import metricset
+
+    class Child:  # a child exposing only the public API
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, Any]] = []
+
+        def inc(self, amount: float = 1) -> None:
+            self.calls.append(("inc", amount))
+
+        def observe(self, amount: float, exemplar: Any = None) -> None:
+            self.calls.append(("observe", amount))
+
+    child = Child()
+    metricset._adder(child)(1)
+    metricset._observer(child)(0.5)
+    with metricset.InFlight(child):  # type: ignore[arg-type]
+        pass
+    assert child.calls == [("inc", 1), ("observe", 0.5), ("inc", 1), ("inc", -1)]
