@@ -178,10 +178,11 @@ def check(
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in results]))
     else:
-        table = Table("kind", "check", "value", "result", "reason / note")
+        table = Table("kind", "value", "result", "check", "reason / note")
+        table.columns[3].overflow = table.columns[4].overflow = "fold"
         for r in results:
-            table.add_row(r.check.kind, r.check.name, "-" if r.value is None else f"{r.value:.4g}",
-                          "[green]pass[/]" if r.passed else "[red]FAIL[/]", r.reason or r.note)
+            table.add_row(r.check.kind, "-" if r.value is None else f"{r.value:.4g}",
+                          "[green]pass[/]" if r.passed else "[red]FAIL[/]", r.check.name, r.reason or r.note)
         out.print(table)
         out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if failed:
@@ -293,9 +294,42 @@ def install(
         out.print(f"{svc.name} {svc.version}: {done.source} ({done.directory}){extra}")
 
 
+images_app = typer.Typer(no_args_is_help=True, help="Images of the Docker runtime, built locally.")
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("build")
+def images_build(
+    force: Annotated[bool, typer.Option(help="Rebuild even when an image is current.")] = False,
+) -> None:
+    """Build prom/prometheus (from the install cache) and the demo image (from this Python)."""
+    from scillm_stack import images
+
+    for built in images.build_all(images.client(), force=force, say=lambda msg: err.print(f"  {msg}")):
+        out.print(f"{built.image}: {built.action} ({built.seconds:.1f}s, {built.size_mb:.0f} MB)")
+
+
+@app.command()
+def compose(
+    write: Annotated[bool, typer.Option("--write", help="Write docker-compose.yml here and render the configs it mounts into ./.scillm-stack.")] = False,
+    profile: Annotated[ProfileName, typer.Option(help="Timing of the configs --write renders.",
+                                                 envvar="SCILLM_STACK_PROFILE")] = ProfileName.fast,  # type: ignore[attr-defined]
+) -> None:
+    """Print the docker-compose.yml rendered from the stack spec (or write it with --write)."""
+    from scillm_stack import compose as composer
+
+    if not write:
+        sys.stdout.write(composer.render_compose())
+        return
+    path = composer.write(Path.cwd(), profile=profile.value, thresholds=spec.Thresholds.from_env())
+    out.print(f"wrote {path} and the configs under {path.parent / composer.LOCAL_DIR}; "
+              "then `scillm-stack images build` and `docker compose up -d`")
+
+
 @app.command(hidden=True)
 def demo(
     control_port: Annotated[int, typer.Option(min=1, max=65535)] = 9465,
+    control_addr: Annotated[str, typer.Option(help="Address of the control API (0.0.0.0 in a container).")] = "127.0.0.1",
     log_file: Annotated[Optional[Path], typer.Option()] = None,
     scenario: Annotated[ScenarioName, typer.Option()] = ScenarioName.steady,  # type: ignore[attr-defined]
     rps: Annotated[float, typer.Option(min=0.1, max=200)] = 5.0,
@@ -307,7 +341,7 @@ def demo(
     if not telemetry.init_from_env():
         raise UsageError("the demo needs metrics on", hint="set SCILLM_METRICS=prom (up does this)")
     service = Demo(default=LoadPlan(SCENARIOS[scenario.value], rps=rps), total_s=duration, log_path=log_file)
-    server = control_server(service, control_port)
+    server = control_server(service, control_port, control_addr)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: service.shutdown())
     try:

@@ -130,7 +130,7 @@ class NativeRuntime:
         self._check_ports(to_start, plan.ports)
         render_stack(self.home / "config", timing=plan.timing, thresholds=plan.thresholds,
                      addresses=Addresses.native(plan.ports), collector="collector" in plan.services)
-        state.profile, state.ports = plan.timing.name, dict(plan.ports)
+        state.runtime, state.profile, state.ports = self.name, plan.timing.name, dict(plan.ports)
         started: list[Proc] = []
         try:
             for svc in to_start:

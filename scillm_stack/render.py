@@ -10,7 +10,7 @@ import yaml
 
 from scillm_stack import rules
 from scillm_stack.resources import stack_dir
-from scillm_stack.spec import COLLECTOR_LABEL, Thresholds, Timing
+from scillm_stack.spec import COLLECTOR_LABEL, DEMO, PROMETHEUS, Thresholds, Timing
 
 BATCH_JOB = "scillm-batch"
 
@@ -25,6 +25,11 @@ class Addresses:
     @classmethod
     def native(cls, ports: dict[str, int]) -> Addresses:
         return cls(prometheus=f"127.0.0.1:{ports['prometheus']}", demo=f"127.0.0.1:{ports['demo']}")
+
+    @classmethod
+    def docker(cls) -> Addresses:
+        """Service DNS names on the stack's network, each at its container (default) port."""
+        return cls(prometheus=f"{PROMETHEUS.name}:{PROMETHEUS.port}", demo=f"{DEMO.name}:{DEMO.port}")
 
 
 def render_template(relative: str, **values: str) -> str:

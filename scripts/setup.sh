@@ -14,6 +14,21 @@ if ! command -v go >/dev/null 2>&1 && ! command -v promtool >/dev/null 2>&1; the
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
 fi
 
+# The Docker runtime and its tests need a running engine. Debian's docker.io is enough:
+# every image is built locally (`scillm-stack images build`), nothing is pulled.
+if ! command -v dockerd >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io
+fi
+if ! as_root docker info >/dev/null 2>&1; then
+  as_root sh -c 'nohup dockerd >/tmp/dockerd.log 2>&1 &'
+  for _ in $(seq 1 30); do
+    as_root docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  as_root docker info >/dev/null 2>&1 || { echo "dockerd did not answer within 30 s; see /tmp/dockerd.log" >&2; exit 1; }
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
@@ -23,3 +38,6 @@ fi
 # Pinned binaries (cache outside the repo; a no-op once cached).
 .venv/bin/scillm-stack install
 .venv/bin/scillm-stack install --list
+
+# The Docker runtime's images, from those binaries and this Python (a no-op when current).
+.venv/bin/scillm-stack images build

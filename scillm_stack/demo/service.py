@@ -110,8 +110,8 @@ def parse_run(body: Any) -> LoadPlan:
     return LoadPlan(SCENARIOS[body["scenario"]], rps=float(rps), duration_s=float(duration))
 
 
-def control_server(demo: Demo, port: int) -> ThreadingHTTPServer:
-    """The demo's control API on 127.0.0.1:`port` (not started)."""
+def control_server(demo: Demo, port: int, addr: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """The demo's control API on `addr`:`port` (not started); 0.0.0.0 only inside a container."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -143,6 +143,6 @@ def control_server(demo: Demo, port: int) -> ThreadingHTTPServer:
                 return
             self._reply(202, {"run_id": demo.submit(plan), "scenario": plan.scenario.name})
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((addr, port), Handler)
     server.daemon_threads = True
     return server

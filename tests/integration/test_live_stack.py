@@ -89,13 +89,23 @@ def test_alert_fires_under_its_fault_scenario(stack, scenario):
     assert firing[0]["annotations"]["summary"] and firing[0]["annotations"]["description"]
 
 
-def test_remaining_scenarios_run_to_completion(stack):
-    for name in ("burst", "chaos", "steady"):
-        run_id = stack.demo.run(name, rps=15, duration_s=12)
-        summary = stack.demo.wait(run_id, timeout_s=60)
-        assert summary["requests"] > 0 and summary["status"] in ("ok", "degraded"), summary
+def _run_scenario(stack, name):
+    summary = stack.demo.wait(stack.demo.run(name, rps=15, duration_s=12), timeout_s=60)
+    assert summary["requests"] > 0 and summary["status"] in ("ok", "degraded"), summary
     # Let the last scrape pick up the final counts.
     time.sleep(2 * float(FAST.scrape_interval.rstrip("s")) + 1)
+
+
+def test_remaining_scenarios_run_to_completion(stack):
+    for name in ("burst", "chaos", "steady"):
+        _run_scenario(stack, name)
+    # Only chaos times calls out (p_timeout 0.05), about three per reason in a 12 s run, so
+    # one run leaves a `timeout` value uncounted about one time in six: run it again, bounded.
+    checker = Checker(stack.prom)
+    for _ in range(3):
+        if all(checker.run(c).passed for c in contract_checks(strict=True, lookback="1h") if c.kind == "label"):
+            break
+        _run_scenario(stack, "chaos")
 
 
 @pytest.mark.parametrize("check", contract_checks(strict=True, lookback="1h"), ids=lambda c: c.name)
