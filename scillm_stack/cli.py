@@ -9,7 +9,7 @@ import threading
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import requests
 import typer
@@ -324,32 +324,6 @@ def compose(
     path = composer.write(Path.cwd(), profile=profile.value, thresholds=spec.Thresholds.from_env())
     out.print(f"wrote {path} and the configs under {path.parent / composer.LOCAL_DIR}; "
               "then `scillm-stack images build` and `docker compose up -d`")
-
-
-@app.command(hidden=True)
-def demo(
-    control_port: Annotated[int, typer.Option(min=1, max=65535)] = 9465,
-    control_addr: Annotated[str, typer.Option(help="Address of the control API (0.0.0.0 in a container).")] = "127.0.0.1",
-    log_file: Annotated[Optional[Path], typer.Option()] = None,
-    scenario: Annotated[ScenarioName, typer.Option()] = ScenarioName.steady,  # type: ignore[attr-defined]
-    rps: Annotated[float, typer.Option(min=0.1, max=200)] = 5.0,
-    duration: Annotated[float, typer.Option(min=1, help="Total seconds before the demo stops by itself.")] = 6 * 3600.0,
-) -> None:
-    """The stack's demo service (started by `up`)."""
-    from scillm_stack.demo.service import Demo, control_server
-
-    if not telemetry.init_from_env():
-        raise UsageError("the demo needs metrics on", hint="set SCILLM_METRICS=prom (up does this)")
-    service = Demo(default=LoadPlan(SCENARIOS[scenario.value], rps=rps), total_s=duration, log_path=log_file)
-    server = control_server(service, control_port, control_addr)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: service.shutdown())
-    try:
-        service.run()
-    except KeyboardInterrupt:
-        service.shutdown()
-    finally:
-        server.shutdown()
 
 
 def main() -> None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,7 +26,7 @@ from scillm_stack.containers import (CONFIG_MOUNT, DATA_MOUNT, HOME_LABEL, LOGS_
                                      URL_LABEL, container_command, mentions, published_ports)
 from scillm_stack.errors import (ComponentError, DockerUnavailableError, PortInUseError, ReadinessTimeout,
                                  ScillmStackError, UsageError)
-from scillm_stack.native import STATE_FILE, Proc, StackPlan, State
+from scillm_stack.native import Proc, StackPlan, State, read_state, write_state
 from scillm_stack.readiness import Readiness, ReadyResult, wait_all
 from scillm_stack.render import Addresses, render_stack
 from scillm_stack.spec import SERVICES, Service
@@ -102,18 +100,10 @@ class DockerRuntime:
         return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
 
     def _read_state(self) -> State:
-        path = self.home / STATE_FILE
-        if not path.is_file():
-            return State(runtime=self.name)
-        raw = json.loads(path.read_text())
-        return State(self.name, raw.get("profile", ""), raw.get("ports", {}),
-                     {name: Proc(**proc) for name, proc in raw.get("procs", {}).items()})
+        return read_state(self.home, self.name)
 
     def save(self, state: State) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        tmp = self.home / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(state), indent=2))
-        tmp.replace(self.home / STATE_FILE)
+        write_state(self.home, state)
 
     def load(self) -> State:
         """The state file, with `procs` narrowed to containers that run (when Docker answers)."""

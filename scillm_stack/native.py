@@ -76,6 +76,24 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+def read_state(home: Path, runtime: str | None = None) -> State:
+    """The state file of the stack in `home` (an empty State when there is none)."""
+    path = home / STATE_FILE
+    if not path.is_file():
+        return State(runtime=runtime or "native")
+    raw = json.loads(path.read_text())
+    return State(runtime or raw["runtime"], raw.get("profile", ""), raw.get("ports", {}),
+                 {name: Proc(**proc) for name, proc in raw.get("procs", {}).items()})
+
+
+def write_state(home: Path, state: State) -> None:
+    """Replace the state file atomically."""
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = home / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(home / STATE_FILE)
+
+
 def is_alive(proc: Proc) -> bool:
     return _start_ticks(proc.pid) == proc.start_ticks
 
@@ -97,18 +115,10 @@ class NativeRuntime:
 
     # -- state -------------------------------------------------------------------------
     def load(self) -> State:
-        path = self.home / STATE_FILE
-        if not path.is_file():
-            return State()
-        raw = json.loads(path.read_text())
-        return State(raw["runtime"], raw.get("profile", ""), raw.get("ports", {}),
-                     {name: Proc(**proc) for name, proc in raw.get("procs", {}).items()})
+        return read_state(self.home)
 
     def save(self, state: State) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        tmp = self.home / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(state), indent=2))
-        tmp.replace(self.home / STATE_FILE)
+        write_state(self.home, state)
 
     def log_path(self, service: str) -> Path:
         return self.home / "logs" / f"{service}.log"

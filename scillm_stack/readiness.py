@@ -17,7 +17,7 @@ class Readiness:
     name: str
     url: str
     timeout_s: float = 60.0
-    interval_s: float = 0.1
+    interval_s: float = 0.05
 
     def probe(self) -> bool:
         try:
