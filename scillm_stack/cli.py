@@ -63,7 +63,7 @@ def _runtime() -> Runtime:
 
 @app.command()
 def up(
-    runtime: Annotated[RuntimeName, typer.Option(help="Where services run.", envvar="SCILLM_STACK_RUNTIME")] = RuntimeName.native,
+    runtime: Annotated[RuntimeName, typer.Option(help="Where services run: docker, native, or auto (Docker when a daemon answers).", envvar="SCILLM_STACK_RUNTIME")] = RuntimeName.auto,
     profile: Annotated[ProfileName, typer.Option(help="Timing: fast (1 s scrape, short windows) or production.",
                                                  envvar="SCILLM_STACK_PROFILE")] = ProfileName.fast,  # type: ignore[attr-defined]
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Run the demo load generator.")] = True,

@@ -71,7 +71,7 @@ def test_missing_binary_says_how_to_install(tmp_path):
     empty_bin.mkdir()
     env = {"SCILLM_STACK_HOME": str(tmp_path / "home"), "SCILLM_STACK_CACHE": str(tmp_path / "cache"),
            "PATH": str(empty_bin)}
-    result = subprocess.run([sys.executable, "-m", "scillm_stack", "up", "--no-demo"], env=env,
+    result = subprocess.run([sys.executable, "-m", "scillm_stack", "up", "--runtime", "native", "--no-demo"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert_clean_error(result, 1, "prometheus 3.14.0 not found", "scillm-stack install prometheus")
 
@@ -81,7 +81,7 @@ def test_port_in_use_names_port_and_holder(tmp_path):
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        result = cli("up", "--no-demo", env={"SCILLM_STACK_HOME": str(tmp_path),
+        result = cli("up", "--runtime", "native", "--no-demo", env={"SCILLM_STACK_HOME": str(tmp_path),
                                              "SCILLM_STACK_PROMETHEUS_PORT": str(port)})
     assert_clean_error(result, 1, f"port {port} (prometheus) is in use by pid {os.getpid()}",
                        "SCILLM_STACK_PROMETHEUS_PORT")
