@@ -21,6 +21,16 @@ if ! command -v dockerd >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io
 fi
 if ! as_root docker info >/dev/null 2>&1; then
+  # A daemon that was killed leaves its pid file behind (and, under an init that does not
+  # reap, a zombie with that pid); dockerd then refuses to start. Drop a pid file whose
+  # process is not a live dockerd.
+  for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+    if [ -f "$pidfile" ]; then
+      pid=$(cat "$pidfile" 2>/dev/null || true)
+      state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+      if [ -z "$pid" ] || [ -z "$state" ] || [ "$state" = Z ]; then as_root rm -f "$pidfile"; fi
+    fi
+  done
   as_root sh -c 'nohup dockerd >/tmp/dockerd.log 2>&1 &'
   for _ in $(seq 1 30); do
     as_root docker info >/dev/null 2>&1 && break
