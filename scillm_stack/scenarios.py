@@ -59,11 +59,11 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in (
         Phase(0.0, {"alpha": {"dead": True}, "beta": {"p_5xx": 0.5}}),
     ), route_mix={"direct": 0.1, "router": 0.9}, alert="SciLLMRouterFallbackSpike"),
     Scenario("chaos", "every fault at once, shifting; some calls fail for good", (
-        Phase(0.0, {"alpha": {"p_429": 0.25, "p_5xx": 0.15, "p_timeout": 0.05},
+        Phase(0.0, {"alpha": {"p_429": 0.25, "p_5xx": 0.15, "p_timeout": 0.1},
                     "beta": {"p_bad": 0.1, "p_503": 0.1, "p_timeout": 0.05},
                     "gamma": {"latency_ms": 400.0, "p_5xx": 0.1}}),
         Phase(0.5, {"alpha": {"dead": True}, "beta": {"p_429": 0.3, "p_bad": 0.1},
-                    "gamma": {"p_5xx": 0.2, "p_timeout": 0.05}}),
+                    "gamma": {"p_5xx": 0.2, "p_timeout": 0.1}}),
         Phase(0.8, {"alpha": {"p_5xx": 0.6}, "beta": {"dead": True},
                     "gamma": {"p_429": 0.3, "latency_ms": 900.0}}),
     )),
