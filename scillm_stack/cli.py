@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
 import time
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -222,6 +224,8 @@ def load(
     upstream_url = _validate_url(upstream, "--upstream")
     if telemetry.init_from_env():
         err.print(f"serving /metrics on {telemetry.metrics_endpoint()}")
+    elif os.environ.get(telemetry.ENV_ENABLE, "").strip():
+        err.print("metrics off (see the warning above)")
     else:
         err.print("metrics off (set SCILLM_METRICS=prom to serve /metrics)")
     fake = None if upstream_url else start_upstream(seed)
@@ -326,8 +330,14 @@ def compose(
               "then `scillm-stack images build` and `docker compose up -d`")
 
 
+def _format_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
+    """Warnings to a CLI user: one line, no source location."""
+    return f"warning: {message}\n"
+
+
 def main() -> None:
     """Console entry point: our errors print as one message and exit 1, no traceback."""
+    warnings.formatwarning = _format_warning  # type: ignore[assignment]
     try:
         app()
     except ScillmStackError as exc:

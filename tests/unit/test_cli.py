@@ -123,3 +123,14 @@ def test_load_chaos_serves_all_five_families_and_promtool_accepts_them(tmp_path)
     log = (Path(tmp_path) / "logs" / "load.jsonl").read_text()
     run_ids = re.findall(r'"event":"batch_end","run_id":"([0-9a-f]+)"', stdout)
     assert run_ids and run_ids[0] in log and run_ids[0] not in text
+
+
+def test_load_with_a_bad_metrics_env_warns_once_and_runs(tmp_path):
+    result = cli("load", "--duration", "1", "--rps", "5",
+                 env={"SCILLM_STACK_HOME": str(tmp_path), "SCILLM_METRICS": "prom", "SCILLM_METRICS_PORT": "abc"})
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: scillm telemetry: SCILLM_METRICS_PORT='abc' is not a TCP port; set it to a number "
+                        "from 1 to 65535 (default 9464); metrics are off"]
+    assert ".py:" not in result.stderr and "Traceback" not in result.stderr
+    assert '"event":"batch_end"' in result.stdout
