@@ -134,3 +134,14 @@ def test_load_with_a_bad_metrics_env_warns_once_and_runs(tmp_path):
                         "from 1 to 65535 (default 9464); metrics are off"]
     assert ".py:" not in result.stderr and "Traceback" not in result.stderr
     assert '"event":"batch_end"' in result.stdout
+
+
+def test_load_uses_the_upstream_it_is_given(tmp_path):
+    from scillm_stack.demo.upstream import FakeUpstream
+
+    with FakeUpstream(seed=1) as upstream:
+        result = cli("load", "--upstream", upstream.url, "--duration", "1.5", "--rps", "10",
+                     env={"SCILLM_STACK_HOME": str(tmp_path)})
+        served = sum(sum(counts.values()) for counts in upstream.stats().values())
+    assert result.returncode == 0, result.stderr
+    assert served >= 10  # every request went to this upstream, none to a fake of its own
