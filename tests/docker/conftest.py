@@ -14,7 +14,7 @@ import pytest
 from scillm_stack.containers import STACK_LABEL
 from scillm_stack.docker_runtime import connect, stack_id
 from scillm_stack.errors import DockerUnavailableError
-from tests.live import LiveStack, running_stack
+from scillm_stack.testing import LiveStack, running_stack
 
 
 @pytest.fixture(scope="session")

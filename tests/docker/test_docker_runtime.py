@@ -13,7 +13,7 @@ import pytest
 from scillm_stack import spec
 from scillm_stack.containers import HOME_LABEL, SERVICE_LABEL, STACK_LABEL
 from scillm_stack.docker_runtime import stack_id
-from tests.live import free_ports, stack_env
+from scillm_stack.testing import free_ports, stack_env
 
 from .conftest import labelled
 

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.live import LiveStack, running_stack  # noqa: F401  (test_direct_scrape imports running_stack from here)
+from scillm_stack.testing import LiveStack, running_stack  # noqa: F401  (test_direct_scrape imports running_stack from here)
 
 
 @pytest.fixture(scope="session")

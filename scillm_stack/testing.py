@@ -1,4 +1,11 @@
-"""A real stack for the live suites: `up` on free ports in its own state dir, always `down`."""
+"""A real stack for integration tests: `up` on free ports in its own state dir, always `down`.
+
+Used by this project's live suites and, through the pytest plugin, by users' CI:
+
+    with running_stack(tmp_path, runtime="native") as live:
+        live.demo.run("capacity-429", rps=10, duration_s=60)
+        assert live.prom.value('sum(rate(scillm_retries_total{reason="429_capacity"}[20s]))') > 0
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ from scillm_stack.promql import Prometheus
 
 @dataclass
 class LiveStack:
+    """A running stack: its state dir, env, ports, and clients of Prometheus and the demo."""
+
     home: Path
     env: dict[str, str]
     ports: dict[str, int]
@@ -33,8 +42,13 @@ class LiveStack:
         return result
 
 
+KEPT = ("SCILLM_STACK_CACHE", "SCILLM_STACK_RELEASE_MIRROR")  # where binaries come from, not which stack
+
+
 def stack_env(home: Path, ports: dict[str, int], runtime: str = "native") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCILLM_METRICS", "SCILLM_STACK_"))}
+    """This process's env, minus SCILLM_* stack settings, plus the stack's home, runtime and ports."""
+    env = {k: v for k, v in os.environ.items()
+           if k in KEPT or not k.startswith(("SCILLM_METRICS", "SCILLM_STACK_"))}
     env["SCILLM_STACK_HOME"] = str(home)
     env["SCILLM_STACK_RUNTIME"] = runtime
     for key, port in ports.items():
@@ -43,18 +57,19 @@ def stack_env(home: Path, ports: dict[str, int], runtime: str = "native") -> dic
 
 
 def free_ports() -> dict[str, int]:
+    """A free 127.0.0.1 port for every port of the spec."""
     return {key: portlib.free_port() for key in spec.ports()}
 
 
 @contextlib.contextmanager
-def running_stack(home: Path, *up_args: str, runtime: str = "native") -> Iterator[LiveStack]:
+def running_stack(home: Path, *up_args: str, runtime: str = "native", profile: str = "fast") -> Iterator[LiveStack]:
     """`up` a stack on free ports in `home` with `runtime`, yield it, always `down --volumes` it."""
     ports = free_ports()
     live = LiveStack(home, stack_env(home, ports, runtime), ports,
                      Prometheus(f"http://127.0.0.1:{ports['prometheus']}"),
                      DemoControl(f"http://127.0.0.1:{ports['demo.control']}"))
     try:
-        live.cli("up", "--profile", "fast", *up_args)
+        live.cli("up", "--profile", profile, *up_args)
         yield live
     finally:
         live.cli("down", "--volumes", check=False)
