@@ -155,16 +155,24 @@ class Checker:
         return CheckResult(check, passed, value, reason=reason, note=note)
 
 
-def wait_for_scrape(prom: Prometheus, timeout_s: float) -> None:
-    """Wait until the demo target has been scraped successfully at least once."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def settled_checks(prom: Prometheus, *, wait_s: float, interval_s: float = 2.0, **options: Any) -> list[CheckResult]:
+    """Run every check, again every `interval_s` while any fails, for at most `wait_s`.
+
+    A stack that has just started has no rates yet (two scrapes) and no recording-rule
+    results (one evaluation after that); waiting here turns those into passes instead of
+    reporting a warm-up as a failure. A real failure is still reported after `wait_s`.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
         try:
-            if any(float(s["value"][1]) == 1 for s in prom.query(f'up{{job="{JOB}"}}')):
-                return
+            results = run_checks(prom, **options)
         except PromQLError:
-            pass
-        time.sleep(0.5)
+            if time.monotonic() >= deadline:
+                raise
+            results = None
+        if results is not None and (all(r.passed for r in results) or time.monotonic() >= deadline):
+            return results
+        time.sleep(interval_s)
 
 
 def run_checks(prom: Prometheus, *, window: str, capacity_window: str, strict: bool = False,

@@ -160,22 +160,21 @@ def logs(
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     strict: Annotated[bool, typer.Option(help="Every declared label value must have been counted (> 0).")] = False,
-    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for the first scrape of the demo.")] = 60.0,
+    wait: Annotated[float, typer.Option(min=0, help="Seconds to keep re-checking while anything fails (a fresh stack needs a few scrapes).")] = 60.0,
     lookback: Annotated[str, typer.Option(help="Window for --strict counts, a PromQL duration.")] = "1h",
     prometheus_url: Annotated[Optional[str], typer.Option(help="Prometheus to check (default: this stack's).",
                                                           envvar="SCILLM_STACK_PROMETHEUS_URL")] = None,
 ) -> None:
     """Query every contract series, seed PromQL example and alert expression; exit 1 on failure."""
-    from scillm_stack.check import run_checks, wait_for_scrape
+    from scillm_stack.check import settled_checks
     from scillm_stack.promql import Prometheus
 
     state = _runtime().load()
     url = prometheus_url or f"http://127.0.0.1:{(state.ports or spec.ports())['prometheus']}"
     timing = spec.timing(state.profile or "fast")
     prom = Prometheus(url)
-    wait_for_scrape(prom, wait)
-    results = run_checks(prom, window=timing.window, capacity_window=timing.capacity_window,
-                         strict=strict, lookback=lookback)
+    results = settled_checks(prom, wait_s=wait, window=timing.window, capacity_window=timing.capacity_window,
+                             strict=strict, lookback=lookback)
     failed = [r for r in results if not r.passed]
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in results]))
