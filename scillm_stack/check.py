@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from scillm_stack import contract
-from scillm_stack.contract import OVERFLOW, Metric
+from scillm_stack.contract import OVERFLOW
 from scillm_stack.errors import PromQLError
 from scillm_stack.promql import Prometheus
 
@@ -46,23 +46,14 @@ class CheckResult:
                 "reason": self.reason, "note": self.note}
 
 
-def _counted_sample(metric: Metric) -> str:
-    return f"{metric.name}_count" if metric.type == "histogram" else metric.name
-
-
 def contract_checks(*, strict: bool, lookback: str) -> list[Check]:
     """Series counts and every label value of every contract metric."""
     checks: list[Check] = []
     for metric in contract.METRICS:
-        combos = sum(1 for _ in metric.label_sets())
-        counts = {metric.name: combos}
-        if metric.type == "histogram":
-            counts = {f"{metric.name}_bucket": combos * (len(contract.LATENCY_BUCKETS) + 1),
-                      f"{metric.name}_count": combos, f"{metric.name}_sum": combos}
-        for sample, expected in counts.items():
+        for sample, expected in metric.sample_series().items():
             checks.append(Check("series", f"{sample} series", f'count({sample}{{job="{JOB}"}})',
                                 f"== {expected}", metric=sample))
-        sample = _counted_sample(metric)
+        sample = metric.counted_sample
         for label in metric.labels:
             for value in label.allowed:
                 selector = f'{sample}{{job="{JOB}",{label.name}="{value}"}}'

@@ -60,14 +60,24 @@ class Metric:
         for combo in itertools.product(*(label.allowed for label in self.labels)):
             yield dict(zip(self.label_names, combo))
 
-    def series_bound(self) -> int:
-        """How many series this family can ever expose."""
+    @property
+    def counted_sample(self) -> str:
+        """The sample with one series per label set (`_count` of a histogram)."""
+        return f"{self.name}_count" if self.type == "histogram" else self.name
+
+    def sample_series(self) -> dict[str, int]:
+        """How many series each sample of this family exposes, every label set pre-created."""
         combos = 1
         for label in self.labels:
             combos *= len(label.allowed)
         if self.type == "histogram":
-            return combos * (len(LATENCY_BUCKETS) + 1 + 2)  # buckets, +Inf, _count, _sum
-        return combos
+            bucket, count, total = self.sample_names
+            return {bucket: combos * (len(LATENCY_BUCKETS) + 1), count: combos, total: combos}  # +1: +Inf
+        return {self.name: combos}
+
+    def series_bound(self) -> int:
+        """How many series this family can ever expose."""
+        return sum(self.sample_series().values())
 
 
 ROUTE = Label("route", ("direct", "router"))

@@ -76,7 +76,9 @@ class BatchLog:
             self._file = path.open("a", encoding="utf-8")
 
     def write(self, event: str, level: str = "info", **fields: Any) -> None:
-        line = json.dumps({"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+        now = time.time()  # one reading, so the seconds and the milliseconds agree
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        line = json.dumps({"ts": stamp,
                            "level": level, "service": "scillm-demo", "event": event, **fields},
                           separators=(",", ":"))
         with self._lock:
